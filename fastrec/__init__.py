@@ -1,0 +1,57 @@
+"""fastrec: GraphSAGE node embeddings, a faiss similarity index, a small recommender.
+
+Every step is a function over plain data: build a ``Graph``, make an
+``Encoder``, ``embed``, ``build_index``, then ``query`` or ``evaluate``.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .datasets import karate_club, musae, planetoid, planetoid_features
+from .embed import embed
+from .errors import BundleError, FastrecError, UnknownNodeError
+from .evaluate import evaluate
+from .graph import (
+    Graph,
+    add_edges,
+    add_nodes,
+    build_graph,
+    node_positions,
+    set_excluded,
+    set_labels,
+)
+from .index import NeighborIndex, build_index, read_index, search, write_index
+from .model import Encoder, EncoderConfig, init_encoder
+from .recommend import embed_unseen, query, query_unseen
+
+__all__ = [
+    "BundleError",
+    "Encoder",
+    "EncoderConfig",
+    "FastrecError",
+    "Graph",
+    "NeighborIndex",
+    "UnknownNodeError",
+    "__version__",
+    "add_edges",
+    "add_nodes",
+    "build_graph",
+    "build_index",
+    "embed",
+    "embed_unseen",
+    "evaluate",
+    "init_encoder",
+    "karate_club",
+    "musae",
+    "node_positions",
+    "planetoid",
+    "planetoid_features",
+    "query",
+    "query_unseen",
+    "read_index",
+    "search",
+    "set_excluded",
+    "set_labels",
+    "write_index",
+]
