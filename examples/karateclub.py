@@ -21,7 +21,11 @@ import fastrec  # noqa: E402
 def untrained_embeddings(seed: int = 0) -> tuple[fastrec.Graph, object]:
     nodes, src, dst, labels = fastrec.karate_club()
     graph = fastrec.build_graph(nodes, src, dst, labels=labels)
-    config = fastrec.EncoderConfig(embedding_dim=2, metric="l2")
+    # Wide hidden layers: random features averaged over many units separate
+    # the factions even before training.
+    config = fastrec.EncoderConfig(
+        embedding_dim=2, hidden_dim=256, feature_dim=512, metric="l2"
+    )
     encoder = fastrec.init_encoder(config, graph, seed=seed)
     return graph, fastrec.embed(graph, encoder, progress=False).numpy()
 
