@@ -36,8 +36,7 @@ def plot(graph: fastrec.Graph, points, title: str, path: Path) -> None:
         members = graph.labels == code
         axes.scatter(points[members, 0], points[members, 1], s=80, label=faction)
     for position, node in enumerate(graph.ids):
-        axes.annotate(str(node), points[position], fontsize=7, ha="center",
-                      va="center")
+        axes.annotate(str(node), points[position], fontsize=7, ha="center", va="center")
     axes.set_title(title)
     axes.legend()
     figure.savefig(path, dpi=100)

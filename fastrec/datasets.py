@@ -101,7 +101,9 @@ def planetoid_features(root: str | Path, name: str) -> np.ndarray:
 def symmetrize(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both directions of every edge, once each, self loops dropped, sorted."""
     src, dst = np.asarray(src), np.asarray(dst)
-    both = pd.DataFrame({"s": np.concatenate([src, dst]), "d": np.concatenate([dst, src])})
+    both = pd.DataFrame(
+        {"s": np.concatenate([src, dst]), "d": np.concatenate([dst, src])}
+    )
     both = both[both["s"] != both["d"]].drop_duplicates()
     both = both.sort_values(["d", "s"], kind="stable")
     return both["s"].to_numpy(), both["d"].to_numpy()

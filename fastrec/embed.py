@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+
 import torch
 from torch import Tensor
 from torch_geometric.nn import SAGEConv
@@ -74,8 +75,9 @@ def embed(
         with torch.inference_mode():
             x = encoder.input_features().to(device)
             for layer, conv in enumerate(encoder.convs):
-                x = _layer(conv, encoder.config.aggr, x, indptr, indices, batch_size,
-                           bar)
+                x = _layer(
+                    conv, encoder.config.aggr, x, indptr, indices, batch_size, bar
+                )
                 x = encoder.between_layers(x, layer)
     finally:
         bar.close()

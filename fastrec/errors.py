@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 
 class FastrecError(Exception):
     """Base class of fastrec's own exceptions."""
@@ -37,7 +39,7 @@ class BundleError(FastrecError):
     """A saved bundle is missing, incomplete, corrupt or of another version."""
 
 
-def format_ids(ids: Sequence[Any], limit: int = 5) -> str:
+def format_ids(ids: Sequence[Any] | np.ndarray, limit: int = 5) -> str:
     """``[1, 'a', 3]`` for a short list, the first ``limit`` and a count otherwise."""
     shown = ", ".join(repr(_plain(i)) for i in list(ids)[:limit])
     more = len(ids) - limit

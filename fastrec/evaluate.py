@@ -76,8 +76,12 @@ def evaluate(
         figures[f"share@{k}"] = float(same[:, :k].mean(axis=1).mean())
         figures[f"hit@{k}"] = float(same[:, :k].any(axis=1).mean())
     figures["num_queries"] = len(queries)
-    logger.info("evaluated %d queries in %.2f s: %s", len(queries),
-                time.perf_counter() - start, figures)
+    logger.info(
+        "evaluated %d queries in %.2f s: %s",
+        len(queries),
+        time.perf_counter() - start,
+        figures,
+    )
     return figures
 
 

@@ -13,7 +13,7 @@ import time
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -23,9 +23,9 @@ from .errors import UnknownNodeError, format_ids
 
 logger = logging.getLogger(__name__)
 
-IdsLike = Sequence[Hashable] | np.ndarray | pd.Index | pd.Series
-LabelsLike = Sequence[Any] | np.ndarray | pd.Series | Mapping[Hashable, Any]
-ExcludedLike = Sequence[bool] | np.ndarray | Mapping[Hashable, bool]
+IdsLike: TypeAlias = Sequence[Hashable] | np.ndarray | pd.Index | pd.Series
+LabelsLike: TypeAlias = Sequence[Any] | np.ndarray | pd.Series | Mapping[Hashable, Any]
+ExcludedLike: TypeAlias = Sequence[bool] | np.ndarray | Mapping[Hashable, bool]
 
 # A lookup table indexed by id is used for integer ids whose range is at most
 # this many times the number of ids: a gather beats hashing by ~10x.

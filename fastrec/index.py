@@ -107,8 +107,9 @@ def build_index(
         vectors = normalized(vectors)
 
     start = time.perf_counter()
-    index = _new_index(kind, vectors.shape[1], len(vectors), metric, nlist, hnsw_m,
-                       ef_construction)
+    index = _new_index(
+        kind, vectors.shape[1], len(vectors), metric, nlist, hnsw_m, ef_construction
+    )
     index = _to_device(index, device, kind)
     if not index.is_trained:
         index.train(_training_sample(vectors, index, seed))
@@ -116,7 +117,10 @@ def build_index(
     _set_search_breadth(index, kind, nprobe, ef_search)
     logger.info(
         "built %s %s index of %d rows in %.2f s",
-        kind, metric, len(vectors), time.perf_counter() - start,
+        kind,
+        metric,
+        len(vectors),
+        time.perf_counter() - start,
     )
     return NeighborIndex(index, positions, metric, kind)
 
@@ -245,6 +249,7 @@ def _new_index(
     ef_construction: int,
 ) -> Any:
     faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+    index: Any
     if kind == "flat":
         return faiss.IndexFlat(dim, faiss_metric)
     if kind == "hnsw":
@@ -299,7 +304,7 @@ def _to_device(index: Any, device: str, kind: str) -> Any:
         raise ValueError('faiss has no GPU HNSW; use kind="flat" or "ivf" on GPU')
     gpu = int(device.split(":")[1]) if ":" in device else 0
     resources = faiss.StandardGpuResources()
-    moved = faiss.index_cpu_to_gpu(resources, gpu, index)
+    moved: Any = faiss.index_cpu_to_gpu(resources, gpu, index)
     moved.resources = resources  # the GPU index must not outlive them
     return moved
 

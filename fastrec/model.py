@@ -100,6 +100,8 @@ class Encoder(nn.Module):
         convs: the ``SAGEConv`` layers.
     """
 
+    given: Tensor | None
+
     def __init__(
         self, config: EncoderConfig, num_nodes: int, given: Tensor | None
     ) -> None:
@@ -107,21 +109,22 @@ class Encoder(nn.Module):
         self.config = config
         self.num_nodes = num_nodes
         self.table = (
-            nn.Embedding(num_nodes, config.feature_dim)
+            nn.Embedding(num_nodes, int(config.feature_dim or 0))
             if config.inputs in ("table", "both")
             else None
         )
         self.register_buffer("given", given)
         widths = [self.input_dim]
-        widths += [config.hidden_dim] * (config.num_layers - 1)  # type: ignore
+        widths += [int(config.hidden_dim or 0)] * (config.num_layers - 1)
         widths += [config.embedding_dim]
         self.convs = nn.ModuleList(
-            _make_conv(a, b, config.aggr) for a, b in zip(widths, widths[1:])
+            _make_conv(a, b, config.aggr)
+            for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
 
     @property
     def input_dim(self) -> int:
-        table = self.config.feature_dim if self.table is not None else 0
+        table = self.config.feature_dim or 0 if self.table is not None else 0
         given = self.given.shape[1] if self.given is not None else 0
         return int(table) + int(given)
 
@@ -226,8 +229,9 @@ def _check_features(
             'features were given but inputs="table" ignores them; '
             'use inputs="given" or "both"'
         )
-    given = torch.as_tensor(np.asarray(features) if not torch.is_tensor(features)
-                            else features)
+    given = torch.as_tensor(
+        np.asarray(features) if not torch.is_tensor(features) else features
+    )
     if given.dim() != 2 or given.shape[0] != num_nodes or given.shape[1] < 1:
         raise ValueError(
             f"features must have shape [num_nodes={num_nodes}, d >= 1] "

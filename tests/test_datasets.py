@@ -31,7 +31,10 @@ def test_untrained_defaults_place_0_and_33_among_their_faction():
 def test_symmetrize_lists_each_direction_once():
     src, dst = symmetrize(np.array([0, 1, 2, 2]), np.array([1, 0, 2, 3]))
     assert sorted(zip(src.tolist(), dst.tolist(), strict=True)) == [
-        (0, 1), (1, 0), (2, 3), (3, 2)
+        (0, 1),
+        (1, 0),
+        (2, 3),
+        (3, 2),
     ]
 
 
@@ -59,7 +62,9 @@ def test_facebook(datasets_dir):
     graph = fastrec.build_graph(nodes, src, dst, labels=labels)
     # 171,002 rows less 179 self loops, both directions.
     assert (graph.num_nodes, graph.num_edges, graph.num_classes) == (
-        22470, 2 * 170823, 4
+        22470,
+        2 * 170823,
+        4,
     )
 
 

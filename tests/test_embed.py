@@ -47,8 +47,9 @@ def test_layerwise_inference_matches_the_full_graph_forward(aggr, widths, seed):
     out = fastrec.embed(graph, encoder, batch_size=17, progress=False)
 
     assert out.shape == (80, config.embedding_dim) and out.dtype == torch.float32
-    torch.testing.assert_close(out, plain_pyg_forward(graph, encoder),
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        out, plain_pyg_forward(graph, encoder), rtol=1e-4, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("aggr", ["max", "lstm"])
@@ -65,11 +66,14 @@ def test_gather_budget_split_gives_the_same_result(aggr, monkeypatch):
 def test_given_features_flow_through():
     graph = random_graph(40, 200)
     features = np.random.default_rng(0).normal(size=(40, 7))
-    encoder = init_encoder(EncoderConfig(embedding_dim=4, inputs="both"), graph,
-                           features=features, seed=0)
+    encoder = init_encoder(
+        EncoderConfig(embedding_dim=4, inputs="both"), graph, features=features, seed=0
+    )
     torch.testing.assert_close(
         fastrec.embed(graph, encoder, progress=False),
-        plain_pyg_forward(graph, encoder), rtol=1e-4, atol=1e-5,
+        plain_pyg_forward(graph, encoder),
+        rtol=1e-4,
+        atol=1e-5,
     )
 
 

@@ -31,8 +31,9 @@ def test_evaluate_agrees_with_brute_force(seed):
     for i in rng.choice(num, 15, replace=False):
         labels[i] = None
     excluded = rng.random(num) < 0.1
-    graph = fastrec.build_graph(np.arange(num), [], [], labels=labels,
-                                excluded=excluded)
+    graph = fastrec.build_graph(
+        np.arange(num), [], [], labels=labels, excluded=excluded
+    )
 
     figures = fastrec.evaluate(graph, embeddings, levels=(5, 1))
 
@@ -56,8 +57,9 @@ def test_test_only_restricts_the_queries():
     embeddings = np.eye(6, dtype=np.float32)
     graph = fastrec.build_graph(np.arange(6), [], [], labels=[0, 0, 0, 1, 1, 1])
     mask = np.array([True, True, False, False, False, False])
-    figures = fastrec.evaluate(graph, embeddings, levels=(2,), test_only=True,
-                               test_mask=mask)
+    figures = fastrec.evaluate(
+        graph, embeddings, levels=(2,), test_only=True, test_mask=mask
+    )
     assert figures["num_queries"] == 2
 
 

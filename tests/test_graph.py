@@ -185,7 +185,9 @@ def test_add_edges_returns_a_new_graph():
     assert graph.num_edges == 1 and more.num_edges == 3
     src, dst = edge_list(more)
     assert sorted(zip(src.tolist(), dst.tolist(), strict=True)) == [
-        (0, 1), (1, 2), (2, 1)
+        (0, 1),
+        (1, 2),
+        (2, 1),
     ]
     with pytest.raises(UnknownNodeError, match="'zz'"):
         fastrec.add_edges(graph, ["zz"], ["a"])

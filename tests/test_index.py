@@ -48,8 +48,9 @@ def test_approximate_kinds_recall_flat_results(kind, metric):
     approx = fastrec.build_index(vectors, metric=metric, kind=kind)
     _, want = search(flat, vectors[:200], 10)
     _, got = search(approx, vectors[:200], 10)
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want,
-                                                                strict=True)])
+    recall = np.mean(
+        [len(set(a) & set(b)) / 10 for a, b in zip(got, want, strict=True)]
+    )
     assert recall > 0.9, recall
 
 
@@ -147,8 +148,9 @@ def test_write_and_read_round_trip(kind, tmp_path):
     vectors = clustered(2000)
     index = fastrec.build_index(vectors, kind=kind)
     fastrec.write_index(index, tmp_path / "index.faiss")
-    loaded = fastrec.read_index(tmp_path / "index.faiss", index.positions,
-                                index.metric, index.kind, mmap=False)
+    loaded = fastrec.read_index(
+        tmp_path / "index.faiss", index.positions, index.metric, index.kind, mmap=False
+    )
     a = search(index, vectors[:20], 5)
     b = search(loaded, vectors[:20], 5)
     np.testing.assert_array_equal(a[1], b[1])

@@ -17,8 +17,15 @@ def test_defaults_follow_the_original():
 
 
 def test_config_round_trips_through_json():
-    config = EncoderConfig(embedding_dim=8, hidden_dim=20, aggr="max", metric="l2",
-                           dropout=0.25, num_layers=3, inputs="both")
+    config = EncoderConfig(
+        embedding_dim=8,
+        hidden_dim=20,
+        aggr="max",
+        metric="l2",
+        dropout=0.25,
+        num_layers=3,
+        inputs="both",
+    )
     assert EncoderConfig.from_json(config.to_json()) == config
 
 
@@ -54,11 +61,14 @@ def test_layer_widths_and_inputs():
     given = init_encoder(EncoderConfig(embedding_dim=4), graph, features=features)
     assert given.config.inputs == "given" and given.table is None
     assert given.convs[0].in_channels == 5
-    both = init_encoder(EncoderConfig(embedding_dim=4, inputs="both"), graph,
-                        features=features)
+    both = init_encoder(
+        EncoderConfig(embedding_dim=4, inputs="both"), graph, features=features
+    )
     assert both.convs[0].in_channels == 32 + 5
     rows = both.input_features(torch.tensor([3, 1]))
-    np.testing.assert_allclose(rows[:, 32:].detach().numpy(), features[[3, 1]], rtol=1e-6)
+    np.testing.assert_allclose(
+        rows[:, 32:].detach().numpy(), features[[3, 1]], rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,8 +103,9 @@ def test_seed_gives_the_same_weights_and_leaves_global_rng_alone():
     c = init_encoder(EncoderConfig(embedding_dim=4), graph, seed=8)
 
     assert torch.equal(before, after)
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(),
-                                 strict=True):
+    for (name, x), (_, y) in zip(
+        a.state_dict().items(), b.state_dict().items(), strict=True
+    ):
         assert torch.equal(x, y), name
     assert not torch.equal(a.table.weight, c.table.weight)
 

@@ -20,8 +20,7 @@ def tiny(ids):
 )
 def test_query_answers_in_ids_keyed_as_given(ids):
     graph, embeddings, index = tiny(ids)
-    answers = fastrec.query(graph, embeddings, index, [ids[0], ids[2]], 2,
-                            labels=True)
+    answers = fastrec.query(graph, embeddings, index, [ids[0], ids[2]], 2, labels=True)
 
     assert list(answers) == [ids[0], ids[2]]
     assert answers[ids[0]]["neighbors"] == [ids[1], ids[4]]
@@ -31,8 +30,10 @@ def test_query_answers_in_ids_keyed_as_given(ids):
     assert distances == sorted(distances) and distances[0] == pytest.approx(
         1 - 0.9 / np.hypot(0.9, 0.1), abs=1e-6
     )
-    assert [type(i) for i in answers[ids[0]]["neighbors"]] == [type(ids[1]),
-                                                              type(ids[4])]
+    assert [type(i) for i in answers[ids[0]]["neighbors"]] == [
+        type(ids[1]),
+        type(ids[4]),
+    ]
 
 
 def test_exclude_self_off_returns_the_query_first():
@@ -58,8 +59,9 @@ def test_unknown_query_ids_and_bad_k():
 
 def test_unseen_nodes_use_the_mean_of_their_neighbours():
     graph, embeddings, index = tiny(["a", "b", "c", "d", "e"])
-    answers = fastrec.query_unseen(graph, embeddings, index, ["new1", "new2"],
-                                   [["a", "b"], ["c"]], 2)
+    answers = fastrec.query_unseen(
+        graph, embeddings, index, ["new1", "new2"], [["a", "b"], ["c"]], 2
+    )
     assert answers["new1"]["neighbors"] == ["a", "b"]  # (0.95, 0.05) is nearer a
     assert answers["new2"]["neighbors"][0] == "c"
     mean = fastrec.embed_unseen(graph, embeddings, [["a", "c"]])
