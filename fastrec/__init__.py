@@ -8,7 +8,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .datasets import karate_club, musae, planetoid, planetoid_features
+from .datasets import (
+    karate_club,
+    musae,
+    planetoid,
+    planetoid_features,
+    reddit,
+    reddit_features,
+    synthetic_communities,
+)
 from .embed import embed
 from .errors import BundleError, FastrecError, UnknownNodeError
 from .evaluate import evaluate
@@ -49,9 +57,12 @@ __all__ = [
     "planetoid_features",
     "query",
     "query_unseen",
+    "reddit",
+    "reddit_features",
     "read_index",
     "search",
     "set_excluded",
     "set_labels",
+    "synthetic_communities",
     "write_index",
 ]

@@ -323,6 +323,14 @@ def _as_id_array(values: Any, name: str) -> np.ndarray:
     return array
 
 
+def _as_endpoints(values: Any, name: str) -> np.ndarray:
+    """Edge endpoints: integer arrays kept in their own dtype (no int64 copy)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        if values.dtype.itemsize < 8 or values.dtype.kind == "i":
+            return values.reshape(-1)
+    return _as_id_array(values, name)
+
+
 def _concat_ids(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.dtype == np.int64 and b.dtype == np.int64:
         return np.concatenate([a, b])
@@ -355,7 +363,7 @@ def _select(values: Any, keep: np.ndarray | None, num_given: int) -> Any:
 
 def _lookup(index: pd.Index, values: np.ndarray) -> np.ndarray:
     """Positions of ``values`` in ``index``, -1 where absent (int32 when it fits)."""
-    if index.dtype == np.int64 and values.dtype == np.int64 and len(index):
+    if index.dtype == np.int64 and values.dtype.kind in "iu" and len(index):
         lo, hi = int(index.min()), int(index.max())
         if hi - lo < _DENSE_RANGE_FACTOR * len(index) + 1024:
             return _dense_lookup(index.to_numpy(), lo, hi, values)
@@ -363,12 +371,15 @@ def _lookup(index: pd.Index, values: np.ndarray) -> np.ndarray:
 
 
 def _dense_lookup(ids: np.ndarray, lo: int, hi: int, values: np.ndarray) -> np.ndarray:
+    limits = np.iinfo(values.dtype)
+    if lo < limits.min or hi > limits.max:  # id arithmetic must not overflow
+        values = values.astype(np.int64)
     dtype = np.int32 if len(ids) < 2**31 else np.int64
     table = np.full(hi - lo + 1, -1, dtype=dtype)
     table[ids - lo] = np.arange(len(ids), dtype=dtype)
     inside = (values >= lo) & (values <= hi)
     if inside.all():
-        return table[values - lo]
+        return table[values - lo] if lo else table[values]
     positions = np.full(len(values), -1, dtype=dtype)
     positions[inside] = table[values[inside] - lo]
     return positions
@@ -377,8 +388,8 @@ def _dense_lookup(ids: np.ndarray, lo: int, hi: int, values: np.ndarray) -> np.n
 def _edge_positions(
     index: pd.Index, src: IdsLike, dst: IdsLike
 ) -> tuple[np.ndarray, np.ndarray]:
-    src_ids = _as_id_array(src, "src")
-    dst_ids = _as_id_array(dst, "dst")
+    src_ids = _as_endpoints(src, "src")
+    dst_ids = _as_endpoints(dst, "dst")
     if len(src_ids) != len(dst_ids):
         raise ValueError(
             f"src and dst must have one entry per edge (got {len(src_ids)} "

@@ -88,3 +88,77 @@ def test_planetoid_reader_refuses_pickled_code(tmp_path):
     (raw / "ind.evil.test.index").write_text("0\n")
     with pytest.raises(ValueError, match="refusing to load builtins.print"):
         fastrec.planetoid(tmp_path, "Evil")
+
+
+@pytest.mark.parametrize("homophily", [0.2, 0.75, 1.0])
+def test_synthetic_communities_shape(homophily):
+    nodes, src, dst, labels = fastrec.synthetic_communities(
+        5000, 200_001, 12, homophily=homophily, degree_spread=1.0, seed=3,
+        chunk_size=30_000,
+    )
+    assert len(nodes) == 5000 and len(src) == len(dst) == 200_001
+    assert src.dtype == np.int32 and src.min() >= 0 and src.max() < 5000
+    assert sorted(np.unique(labels).tolist()) == list(range(12))
+    assert (labels[src] == labels[dst]).mean() == pytest.approx(homophily, abs=0.01)
+    # Edges come in reverse pairs, so the graph is symmetric up to the odd one.
+    half = len(src) // 2
+    np.testing.assert_array_equal(src[:half], dst[100_001 : 100_001 + half])
+    sizes = np.bincount(labels)
+    assert sizes.max() > 3 * sizes.min()  # skewed class sizes
+
+
+def test_synthetic_degrees_are_heavy_tailed_and_seeded():
+    a = fastrec.synthetic_communities(20_000, 400_000, 5, degree_spread=1.0, seed=1)
+    b = fastrec.synthetic_communities(20_000, 400_000, 5, degree_spread=1.0, seed=1)
+    flat = fastrec.synthetic_communities(20_000, 400_000, 5, degree_spread=0.0,
+                                         seed=1)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    spread = np.bincount(a[2], minlength=20_000)
+    even = np.bincount(flat[2], minlength=20_000)
+    assert spread.max() > 5 * spread.mean() and even.max() < 2 * even.mean()
+
+
+def test_synthetic_arguments_are_checked():
+    with pytest.raises(ValueError, match="num_classes must be in"):
+        fastrec.synthetic_communities(10, 10, 11)
+    with pytest.raises(ValueError, match="homophily must be in"):
+        fastrec.synthetic_communities(10, 10, 2, homophily=1.5)
+
+
+def write_reddit_layout(root, num_nodes=50, seed=0):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    raw = root / "raw"
+    raw.mkdir(parents=True)
+    rows, cols = rng.integers(0, num_nodes, 300), rng.integers(0, num_nodes, 300)
+    adjacency = sp.coo_matrix((np.ones(300), (rows, cols)),
+                              shape=(num_nodes, num_nodes))
+    sp.save_npz(raw / "reddit_graph.npz", adjacency)
+    labels = rng.integers(0, 4, num_nodes)
+    np.savez(raw / "reddit_data.npz", feature=rng.normal(size=(num_nodes, 6)),
+             label=labels, node_types=rng.integers(1, 4, num_nodes))
+    return rows, cols, labels
+
+
+def test_reddit_reads_pyg_raw_files(tmp_path):
+    rows, cols, labels = write_reddit_layout(tmp_path)
+    nodes, src, dst, got = fastrec.reddit(tmp_path)
+    np.testing.assert_array_equal(nodes, np.arange(50))
+    np.testing.assert_array_equal(got, labels)
+    assert sorted(zip(src.tolist(), dst.tolist(), strict=True)) == sorted(
+        zip(rows.tolist(), cols.tolist(), strict=True)
+    )
+    assert fastrec.reddit_features(tmp_path).shape == (50, 6)
+    graph = fastrec.build_graph(nodes, src, dst, labels=got)
+    assert graph.num_edges == 300
+
+
+def test_reddit_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="reddit_data.npz not found"):
+        fastrec.reddit(tmp_path)
+    write_reddit_layout(tmp_path)
+    (tmp_path / "raw" / "reddit_graph.npz").write_bytes(b"truncated")
+    with pytest.raises(ValueError, match="reddit_graph.npz: not a readable"):
+        fastrec.reddit(tmp_path)

@@ -92,6 +92,17 @@ def test_dense_and_hashed_lookup_agree():
     np.testing.assert_array_equal(dense, hashed)
 
 
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint32, np.int64])
+def test_endpoint_arrays_of_any_integer_dtype(dtype):
+    nodes = np.array([-3, 5, 40000, 7])
+    src = np.array([5, 7, 7], dtype=dtype)
+    dst = np.array([7, 5, 5], dtype=dtype)
+    graph = fastrec.build_graph(nodes, src, dst)
+    assert graph.indptr.tolist() == [0, 0, 2, 2, 3]
+    with pytest.raises(UnknownNodeError, match=r"\[6\]"):
+        fastrec.build_graph(nodes, src, np.array([7, 6, 5], dtype=dtype))
+
+
 def test_undirected_adds_reverse_edges_but_keeps_self_loops_single():
     graph = fastrec.build_graph([0, 1, 2], [0, 1], [1, 1], undirected=True)
     np.testing.assert_array_equal(
