@@ -8,6 +8,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .api import create_app, serve
+from .bundle import Bundle, load, load_graph, save
 from .datasets import (
     karate_club,
     musae,
@@ -34,6 +36,7 @@ from .model import Encoder, EncoderConfig, init_encoder
 from .recommend import embed_unseen, query, query_unseen
 
 __all__ = [
+    "Bundle",
     "BundleError",
     "Encoder",
     "EncoderConfig",
@@ -46,11 +49,14 @@ __all__ = [
     "add_nodes",
     "build_graph",
     "build_index",
+    "create_app",
     "embed",
     "embed_unseen",
     "evaluate",
     "init_encoder",
     "karate_club",
+    "load",
+    "load_graph",
     "musae",
     "node_positions",
     "planetoid",
@@ -60,7 +66,9 @@ __all__ = [
     "reddit",
     "reddit_features",
     "read_index",
+    "save",
     "search",
+    "serve",
     "set_excluded",
     "set_labels",
     "synthetic_communities",

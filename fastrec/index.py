@@ -205,9 +205,15 @@ def read_index(
         positions: graph positions of its rows.
         metric: its metric.
         kind: its kind.
-        mmap: map the file's vectors instead of reading them, where faiss can.
+        mmap: map the file's vectors (and HNSW links, IVF lists) instead of
+            reading them, where faiss can: processes that read one file share
+            its pages. A mapped index is read-only.
+
+    Note:
+        faiss's ``IO_FLAG_MMAP`` maps only IVF lists; flat codes and HNSW
+        storage need ``IO_FLAG_MMAP_IFC`` (faiss 1.10+), which maps all three.
     """
-    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+    flags = _mmap_flags() if mmap else 0
     try:
         index = faiss.read_index(str(path), flags)
     except RuntimeError:
@@ -219,6 +225,11 @@ def read_index(
             f"{path}: index holds {index.ntotal} rows, expected {len(positions)}"
         )
     return NeighborIndex(index, np.asarray(positions, dtype=np.int64), metric, kind)
+
+
+def _mmap_flags() -> int:
+    mapped = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
+    return int(mapped) | faiss.IO_FLAG_READ_ONLY
 
 
 def as_float32(values: torch.Tensor | np.ndarray, name: str) -> np.ndarray:

@@ -48,7 +48,8 @@ def query(
     """
     _check_k(k)
     positions = node_positions(graph, nodes)
-    vectors = as_float32(embeddings, "embeddings")[positions]
+    # Rows first: checking the whole table would cost more than the search.
+    vectors = as_float32(embeddings[positions], "embeddings")
     if exclude_self:
         distances, neighbors = search_excluding(index, vectors, positions, k)
     else:
@@ -103,16 +104,16 @@ def embed_unseen(
     graph: Graph, embeddings: torch.Tensor | np.ndarray, neighbors: Sequence[IdsLike]
 ) -> np.ndarray:
     """Return ``[len(neighbors), dim]``: the mean embedding of each id list."""
-    table = as_float32(embeddings, "embeddings")
     sizes = np.array([len(ids) for ids in neighbors], dtype=np.int64)
     if (sizes == 0).any():
         first = int(np.flatnonzero(sizes == 0)[0])
         raise ValueError(f"neighbors[{first}] is empty; give at least one neighbour")
     flat = [i for ids in neighbors for i in ids]
     positions = node_positions(graph, flat)
+    rows = as_float32(embeddings[positions], "embeddings")
     owner = np.repeat(np.arange(len(sizes)), sizes)
-    sums = np.zeros((len(sizes), table.shape[1]), dtype=np.float64)
-    np.add.at(sums, owner, table[positions])
+    sums = np.zeros((len(sizes), rows.shape[1]), dtype=np.float64)
+    np.add.at(sums, owner, rows)
     return (sums / sizes[:, None]).astype(np.float32)
 
 
