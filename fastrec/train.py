@@ -283,7 +283,14 @@ def forward_batch(encoder: Encoder, batch: Data) -> Tensor:
         ``[num_seeds, embedding_dim]`` outputs of the batch's seed nodes (the
         first ``num_seeds`` of ``n_id``): the same as
         ``encoder(batch.n_id, batch.edge_index)[:num_seeds]``.
+
+    Note:
+        lstm aggregation runs untrimmed, through ``encoder.forward``: PyG's
+        lstm reads every neighbourhood padded to the longest one present, so
+        trimming would change its outputs.
     """
+    if encoder.config.aggr == "lstm":
+        return encoder(batch.n_id, batch.edge_index)[: _num_seeds(batch)]
     bounds = _layer_bounds(batch, len(encoder.convs))
     x = encoder.input_features(batch.n_id)
     for layer, conv in enumerate(encoder.convs):
@@ -462,8 +469,6 @@ def _convolve(
     """One ``SAGEConv`` from the rows of ``x`` to its first ``num_dst`` rows."""
     x_dst = x[:num_dst]
     if aggr not in ("gcn", "mean") or conv.project or conv.normalize:
-        if aggr == "lstm":  # PyG's lstm aggregation reads destinations in order
-            edge_index = edge_index[:, torch.argsort(edge_index[1], stable=True)]
         return conv((x, x_dst), edge_index, size=(x.shape[0], num_dst))
 
     mean = _mean_neighbors(x, edge_index, num_dst, self_too=aggr == "gcn")
