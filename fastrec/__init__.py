@@ -32,16 +32,22 @@ from .graph import (
     set_labels,
 )
 from .index import NeighborIndex, build_index, read_index, search, write_index
+from .losses import link_loss, pairwise_loss
 from .model import Encoder, EncoderConfig, init_encoder
 from .recommend import embed_unseen, query, query_unseen
+from .sampling import CSRSampler, link_loader, node_loader
+from .train import EpochRecord, History, train
 
 __all__ = [
     "Bundle",
     "BundleError",
+    "CSRSampler",
     "Encoder",
     "EncoderConfig",
+    "EpochRecord",
     "FastrecError",
     "Graph",
+    "History",
     "NeighborIndex",
     "UnknownNodeError",
     "__version__",
@@ -55,10 +61,14 @@ __all__ = [
     "evaluate",
     "init_encoder",
     "karate_club",
+    "link_loader",
+    "link_loss",
     "load",
     "load_graph",
     "musae",
+    "node_loader",
     "node_positions",
+    "pairwise_loss",
     "planetoid",
     "planetoid_features",
     "query",
@@ -72,5 +82,6 @@ __all__ = [
     "set_excluded",
     "set_labels",
     "synthetic_communities",
+    "train",
     "write_index",
 ]
