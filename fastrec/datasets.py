@@ -175,8 +175,7 @@ def synthetic_communities(
         )
     if not 0.0 <= homophily <= 1.0 or (num_classes == 1 and homophily < 1.0):
         raise ValueError(
-            f"homophily must be in [0, 1], and 1 for a single class "
-            f"(got {homophily})"
+            f"homophily must be in [0, 1], and 1 for a single class (got {homophily})"
         )
     if num_edges < 0:
         raise ValueError(f"num_edges must be >= 0 (got {num_edges})")
@@ -219,8 +218,8 @@ def _propensity_table(
     with probability proportional to its propensity, in O(1).
     """
     num_nodes = len(labels)
-    propensity = rng.lognormal(0.0, spread, num_nodes) if spread > 0 else (
-        np.ones(num_nodes)
+    propensity = (
+        rng.lognormal(0.0, spread, num_nodes) if spread > 0 else (np.ones(num_nodes))
     )
     slots = max(16 * num_nodes, 1 << 22)
     copies = np.maximum(1, np.round(propensity / propensity.sum() * slots))

@@ -377,9 +377,9 @@ def _dense_lookup(ids: np.ndarray, lo: int, hi: int, values: np.ndarray) -> np.n
     dtype = np.int32 if len(ids) < 2**31 else np.int64
     table = np.full(hi - lo + 1, -1, dtype=dtype)
     table[ids - lo] = np.arange(len(ids), dtype=dtype)
-    inside = (values >= lo) & (values <= hi)
-    if inside.all():
+    if not len(values) or (values.min() >= lo and values.max() <= hi):
         return table[values - lo] if lo else table[values]
+    inside = (values >= lo) & (values <= hi)
     positions = np.full(len(values), -1, dtype=dtype)
     positions[inside] = table[values[inside] - lo]
     return positions
@@ -397,8 +397,8 @@ def _edge_positions(
         )
     src_pos = _lookup(index, src_ids)
     dst_pos = _lookup(index, dst_ids)
-    unknown = np.concatenate([src_ids[src_pos < 0], dst_ids[dst_pos < 0]])
-    if len(unknown):
+    if len(src_pos) and min(src_pos.min(), dst_pos.min()) < 0:
+        unknown = np.concatenate([src_ids[src_pos < 0], dst_ids[dst_pos < 0]])
         raise UnknownNodeError(pd.unique(unknown).tolist(), what="edge endpoints")
     dtype = np.int32 if len(index) < 2**31 else np.int64
     return src_pos.astype(dtype, copy=False), dst_pos.astype(dtype, copy=False)
