@@ -30,6 +30,8 @@ ExcludedLike: TypeAlias = Sequence[bool] | np.ndarray | Mapping[Hashable, bool]
 # A lookup table indexed by id is used for integer ids whose range is at most
 # this many times the number of ids: a gather beats hashing by ~10x.
 _DENSE_RANGE_FACTOR = 4
+# ... and only for lookups of at least 1/this many ids as the graph holds.
+_DENSE_MIN_SHARE = 64
 
 
 @dataclass(frozen=True, eq=False)
@@ -363,7 +365,9 @@ def _select(values: Any, keep: np.ndarray | None, num_given: int) -> Any:
 
 def _lookup(index: pd.Index, values: np.ndarray) -> np.ndarray:
     """Positions of ``values`` in ``index``, -1 where absent (int32 when it fits)."""
-    if index.dtype == np.int64 and values.dtype.kind in "iu" and len(index):
+    # The table costs O(len(index)) per call; a few ids are cheaper hashed.
+    big = len(values) * _DENSE_MIN_SHARE >= len(index)
+    if index.dtype == np.int64 and values.dtype.kind in "iu" and len(index) and big:
         lo, hi = int(index.min()), int(index.max())
         if hi - lo < _DENSE_RANGE_FACTOR * len(index) + 1024:
             return _dense_lookup(index.to_numpy(), lo, hi, values)
