@@ -397,7 +397,7 @@ def node_loader(
     """
     sampler = _make_sampler(graph, fanouts, backend, replace=replace, seed=seed)
     if input_nodes is not None and not torch.is_tensor(input_nodes):
-        input_nodes = torch.from_numpy(np.asarray(input_nodes))
+        input_nodes = torch.as_tensor(np.array(input_nodes))
     _default_generator(kwargs, shuffle, seed)
     return NodeLoader(
         _placeholder_data(graph),

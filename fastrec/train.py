@@ -321,7 +321,7 @@ class _Step:
         self.metric = model.config.metric
         self.margin = margin
         self.temperature = temperature
-        self.labels = torch.from_numpy(graph.labels)
+        self.labels = torch.tensor(graph.labels)  # a copy: the graph is read-only
         self.optimizers = _optimizers(model, lr, table_lr)
 
     def __call__(self, batch: Data) -> float:
