@@ -64,11 +64,6 @@ class CSRSampler(BaseSampler):
     neighbourhoods for the same batches. Without a seed it draws from torch's
     global generator, as PyG's samplers do.
 
-    Note:
-        Relabelling uses a scratch map from position to local id
-        (``[num_nodes]`` int32, one per process), emptied after every batch;
-        one sampler object serves one thread at a time.
-
     Args:
         graph: the graph to sample from.
         fanouts: neighbours per node at each hop, ``-1`` for all.
@@ -78,7 +73,14 @@ class CSRSampler(BaseSampler):
         exclude_targets: remove positive target edges from link batches.
 
     Raises:
-        ValueError: an empty ``fanouts``, a fanout below -1 or equal to 0.
+        ValueError: an empty ``fanouts``, a fanout below -1 or equal to 0, or
+            a negative ``negative_power``.
+
+    Note:
+        Relabelling uses a scratch map from position to local id
+        (``[num_nodes]`` int32, one per process), emptied after every batch;
+        one sampler object serves one thread at a time. Temporal sampling is
+        not supported.
     """
 
     def __init__(
@@ -92,6 +94,10 @@ class CSRSampler(BaseSampler):
         exclude_targets: bool = True,
     ) -> None:
         self.fanouts = check_fanouts(fanouts)
+        if not negative_power >= 0:
+            raise ValueError(
+                f"negative_power must be 0 or more (got {negative_power!r})"
+            )
         self.replace = bool(replace)
         self.seed = seed
         self.epoch = 0
@@ -118,7 +124,12 @@ class CSRSampler(BaseSampler):
         Returns:
             The ``SamplerOutput``; ``metadata`` is ``(input_id, time)`` as in
             PyG.
+
+        Raises:
+            ValueError: seed times were given.
         """
+        if index.time is not None:
+            raise ValueError("input_time: temporal sampling is not supported")
         seeds = index.node.to(torch.int64)
         generator = self._generator(index.input_id, seeds)
         out = self.sample(seeds, generator=generator)
@@ -147,11 +158,10 @@ class CSRSampler(BaseSampler):
             The ``SamplerOutput`` over the unique seed nodes.
 
         Raises:
-            ValueError: edge times were given; temporal sampling is not
-                supported.
+            ValueError: edge times were given.
         """
         if index.time is not None:
-            raise ValueError("edge times: temporal sampling is not supported")
+            raise ValueError("edge_label_time: temporal sampling is not supported")
         src, dst = index.row.to(torch.int64), index.col.to(torch.int64)
         generator = self._generator(index.input_id, torch.cat([src, dst]))
         label = index.label

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
+from torch_geometric.loader import LinkLoader, NodeLoader
 from torch_geometric.nn import SAGEConv
-from torch_geometric.sampler import BaseSampler
 from tqdm.auto import tqdm
 
 from .embed import embed
@@ -29,7 +29,7 @@ from .evaluate import evaluate
 from .graph import Graph
 from .losses import link_loss, pairwise_loss
 from .model import Encoder
-from .sampling import check_fanouts, link_loader, node_loader
+from .sampling import CSRSampler, check_fanouts, link_loader, node_loader
 
 logger = logging.getLogger(__name__)
 
@@ -168,15 +168,9 @@ def train(
         ValueError: a bad argument, named in the message; supervised training
             on a graph without labelled training nodes.
     """
-    _check_arguments(graph, encoder, objective, epochs, batch_size, lr, train_share)
-    fanouts = check_fanouts(fanouts)
-    if len(fanouts) != len(encoder.convs):
-        raise ValueError(
-            f"fanouts must give one hop per layer ({len(encoder.convs)}) "
-            f"(got {list(fanouts)})"
-        )
-    if eval_every < 0:
-        raise ValueError(f"eval_every must be 0 or more (got {eval_every})")
+    fanouts = _check_arguments(
+        graph, encoder, objective, epochs, batch_size, lr, fanouts, eval_every
+    )
     train_mask, test_mask = split_labelled(graph, train_share, seed)
     if objective == "supervised" and not train_mask.any():
         raise ValueError(
@@ -185,41 +179,25 @@ def train(
 
     device = torch.device(device)
     model = copy.deepcopy(encoder).to(device)
+    loader = _make_loader(
+        graph,
+        objective,
+        train_mask,
+        fanouts,
+        batch_size,
+        negatives,
+        replace,
+        seed,
+        num_workers,
+    )
+    step = _Step(graph, model, objective, device, lr, table_lr, margin, temperature)
     evaluator = _Evaluator(
         graph, model, device, levels, train_share < 1.0, test_mask, keep_embeddings
     )
-    if objective == "supervised":
-        loader = node_loader(
-            graph,
-            fanouts,
-            torch.from_numpy(np.flatnonzero(train_mask)),
-            batch_size=batch_size,
-            shuffle=True,
-            drop_last=int(train_mask.sum()) > batch_size,
-            replace=replace,
-            seed=seed,
-            num_workers=num_workers,
-        )
-        sampler = loader.node_sampler
-    else:
-        loader = link_loader(
-            graph,
-            fanouts,
-            negatives=negatives,
-            batch_size=batch_size,
-            shuffle=True,
-            replace=replace,
-            seed=seed,
-            num_workers=num_workers,
-        )
-        sampler = loader.link_sampler
-    step = _Step(graph, model, objective, device, lr, table_lr, margin, temperature)
-
     with _seeded(seed, device), _sparse_table(model):
         initial = evaluator(0, eval_every)
-        records = _run(
-            loader, sampler, step, evaluator, epochs, eval_every, callback, progress
-        )
+        records = _run(loader, step, evaluator, epochs, eval_every, callback, progress)
+
     model.cpu().eval()
     history = History(
         objective=objective,
@@ -299,6 +277,42 @@ def forward_batch(encoder: Encoder, batch: Data) -> Tensor:
         x = _convolve(conv, encoder.config.aggr, x, edge_index, num_dst)
         x = encoder.between_layers(x, layer)
     return x[: _num_seeds(batch)]
+
+
+def _make_loader(
+    graph: Graph,
+    objective: str,
+    train_mask: np.ndarray,
+    fanouts: tuple[int, ...],
+    batch_size: int,
+    negatives: int,
+    replace: bool,
+    seed: int | None,
+    num_workers: int,
+) -> NodeLoader | LinkLoader:
+    """Labelled training nodes (supervised) or every edge (unsupervised)."""
+    if objective == "supervised":
+        return node_loader(
+            graph,
+            fanouts,
+            torch.from_numpy(np.flatnonzero(train_mask)),
+            batch_size=batch_size,
+            shuffle=True,
+            drop_last=int(train_mask.sum()) > batch_size,
+            replace=replace,
+            seed=seed,
+            num_workers=num_workers,
+        )
+    return link_loader(
+        graph,
+        fanouts,
+        negatives=negatives,
+        batch_size=batch_size,
+        shuffle=True,
+        replace=replace,
+        seed=seed,
+        num_workers=num_workers,
+    )
 
 
 class _Step:
@@ -394,8 +408,7 @@ class _Evaluator:
 
 
 def _run(
-    loader: Iterable[Data],
-    sampler: BaseSampler,
+    loader: NodeLoader | LinkLoader,
     step: _Step,
     evaluator: _Evaluator,
     epochs: int,
@@ -404,10 +417,13 @@ def _run(
     progress: bool,
 ) -> list[EpochRecord]:
     start = time.perf_counter()
+    sampler = (
+        loader.node_sampler if isinstance(loader, NodeLoader) else (loader.link_sampler)
+    )
     records = []
     bar = tqdm(range(1, epochs + 1), desc="train", unit="epoch", disable=not progress)
     for epoch in bar:
-        if hasattr(sampler, "set_epoch"):
+        if isinstance(sampler, CSRSampler):
             sampler.set_epoch(epoch)
         loss = _epoch(step.model, loader, step)
         figures = evaluator(epoch, eval_every, last=epoch == epochs)
@@ -551,8 +567,10 @@ def _check_arguments(
     epochs: int,
     batch_size: int,
     lr: float,
-    train_share: float,
-) -> None:
+    fanouts: Sequence[int],
+    eval_every: int,
+) -> tuple[int, ...]:
+    """Raise on a bad argument; return the checked fanouts."""
     if objective not in OBJECTIVES:
         raise ValueError(
             f"objective must be one of {list(OBJECTIVES)} (got {objective!r})"
@@ -567,5 +585,12 @@ def _check_arguments(
             raise ValueError(f"{name} must be a positive int (got {value!r})")
     if not lr > 0:
         raise ValueError(f"lr must be positive (got {lr!r})")
-    if not 0.0 < train_share <= 1.0:
-        raise ValueError(f"train_share must be in (0, 1] (got {train_share!r})")
+    if eval_every < 0:
+        raise ValueError(f"eval_every must be 0 or more (got {eval_every})")
+    checked = check_fanouts(fanouts)
+    if len(checked) != len(encoder.convs):
+        raise ValueError(
+            f"fanouts must give one hop per layer ({len(encoder.convs)}) "
+            f"(got {list(checked)})"
+        )
+    return checked
