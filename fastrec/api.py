@@ -7,6 +7,7 @@ thread (faiss releases the GIL), so one process keeps answering while they run.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -14,12 +15,14 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import anyio
+import anyio.to_thread
 import numpy as np
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,7 +30,8 @@ from starlette.routing import Route
 
 from . import __version__
 from .bundle import Bundle, load, read_manifest
-from .errors import UnknownNodeError
+from .errors import FastrecError, UnknownNodeError
+from .index import limit_search_threads
 from .recommend import query, query_unseen
 
 logger = logging.getLogger(__name__)
@@ -74,6 +78,7 @@ def create_app(
     max_k: int = DEFAULT_MAX_K,
     max_batch: int = DEFAULT_MAX_BATCH,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    threads: int | None = None,
 ) -> Starlette:
     """Build the recommender app over a loaded bundle.
 
@@ -90,6 +95,9 @@ def create_app(
         max_k: the largest ``k`` a client may ask for.
         max_batch: the most ids (or unseen nodes) in one request.
         max_body_bytes: the largest request body.
+        threads: searches running at once, each in a worker thread (faiss
+            releases the GIL); default the number of CPUs. More requests wait
+            their turn without blocking the event loop.
 
     Returns:
         The Starlette app.
@@ -98,13 +106,15 @@ def create_app(
         ValueError: a limit below 1, or an empty ``api_key``.
     """
     limits = {"max_k": max_k, "max_batch": max_batch, "max_body_bytes": max_body_bytes}
-    for name, value in limits.items():
+    checked = {**limits, "threads": 1 if threads is None else threads}
+    for name, value in checked.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive int (got {value!r})")
     if api_key is not None and not api_key:
         raise ValueError("api_key must be a non-empty string or None (got '')")
 
-    handlers = _Handlers(bundle, limits, keyed=api_key is not None)
+    threads = threads or os.cpu_count() or 1
+    handlers = _Handlers(bundle, limits, keyed=api_key is not None, threads=threads)
     guard = _guard(api_key)
     routes = [
         *_routes("/", guard(handlers.summary), ["GET"]),
@@ -182,7 +192,8 @@ def serve(
         verify: check the files' SHA-256 in each worker as it loads.
         **uvicorn_options: passed to ``uvicorn.run``: ``host`` (default
             "127.0.0.1"), ``port`` (default 8000), ``workers``, ``log_level``,
-            ``access_log`` (default False) and so on.
+            ``access_log`` (default False), ``timeout_worker_healthcheck``
+            (default 60 s) and so on.
 
     Raises:
         BundleError: ``path`` holds no bundle.
@@ -209,6 +220,9 @@ def serve(
         "host": "127.0.0.1",
         "port": 8000,
         "access_log": False,
+        # A new worker imports torch before it answers the supervisor's pings;
+        # uvicorn's 5 s kills and respawns workers on a busy machine forever.
+        "timeout_worker_healthcheck": 60,
         **uvicorn_options,
     }
     with _environment(settings):
@@ -218,8 +232,13 @@ def serve(
 class _Handlers:
     """The endpoints over one bundle; ``create_app`` routes to them."""
 
-    def __init__(self, bundle: Bundle, limits: dict[str, int], keyed: bool) -> None:
+    def __init__(
+        self, bundle: Bundle, limits: dict[str, int], *, keyed: bool, threads: int
+    ) -> None:
         self.bundle = bundle
+        self.parts = (bundle.graph, bundle.embeddings, bundle.index)
+        self.limiter = anyio.CapacityLimiter(threads)
+        self.batcher = _Batcher(self.parts, self.limiter, limits["max_batch"])
         self.limits = limits
         self.max_k = limits["max_k"]
         self.max_batch = limits["max_batch"]
@@ -280,34 +299,22 @@ class _Handlers:
             _id_list(ids, f"neighbors[{i}]", nonempty=True)
             for i, ids in enumerate(neighbors)
         ]
-        bundle = self.bundle
-        answers = (
-            await run_in_threadpool(
-                query_unseen,
-                bundle.graph,
-                bundle.embeddings,
-                bundle.index,
-                nodes,
-                lists,
-                k,
-                labels=labels,
-            )
-            if nodes
-            else {}
+        if not nodes:
+            return JSONResponse({})
+        graph, embeddings, index = self.parts
+        answers = await self._in_thread(
+            query_unseen, graph, embeddings, index, nodes, lists, k, labels=labels
         )
         return JSONResponse(answers)
 
     async def _query(self, ids: list[Any], k: int, labels: bool) -> dict[Any, Any]:
-        bundle = self.bundle
-        return await run_in_threadpool(
-            query,
-            bundle.graph,
-            bundle.embeddings,
-            bundle.index,
-            ids,
-            k,
-            labels=labels,
-        )
+        return await self.batcher.query(ids, k, labels)
+
+    async def _in_thread(
+        self, function: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        call = functools.partial(_single_threaded, function, *args, **kwargs)
+        return await anyio.to_thread.run_sync(call, limiter=self.limiter)
 
     def _options(self, request: Request) -> tuple[int, bool]:
         params = request.query_params
@@ -346,7 +353,7 @@ class _Handlers:
             raise ClientError(400, f"the body must be valid JSON ({error})") from None
         if not isinstance(body, dict):
             raise ClientError(
-                422, f"the body must be a JSON object (got {type(body).__name__})"
+                422, f"the body must be a JSON object (got {_json_type(body)})"
             )
         return body
 
@@ -355,6 +362,89 @@ class _Handlers:
             raise ClientError(
                 413, f"{name} must hold at most {self.max_batch} entries (got {size})"
             )
+
+
+@dataclass(eq=False)
+class _Batch:
+    """Queries of one ``k`` and ``labels`` value, answered by one search."""
+
+    members: list[list[Any]] = field(default_factory=list)
+    num_ids: int = 0
+    results: list[Any] = field(default_factory=list)
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+    def add(self, ids: list[Any]) -> int:
+        self.members.append(ids)
+        self.num_ids += len(ids)
+        return len(self.members) - 1
+
+
+class _Batcher:
+    """Merges concurrent ``query`` calls into one search per free thread.
+
+    A call that finds no open batch for its ``k`` and ``labels`` opens one and
+    waits for a thread; calls arriving meanwhile join it. An idle server thus
+    searches at once, and a busy one searches many ids per call, paying the
+    per-call costs (thread hand-off, id lookup, faiss set-up) once per batch.
+    """
+
+    def __init__(
+        self, parts: tuple[Any, ...], limiter: anyio.CapacityLimiter, max_ids: int
+    ) -> None:
+        self.parts = parts
+        self.limiter = limiter
+        self.max_ids = max_ids
+        self.open: dict[tuple[int, bool], _Batch] = {}
+
+    async def query(self, ids: list[Any], k: int, labels: bool) -> dict[Any, Any]:
+        key = (k, labels)
+        batch = self.open.get(key)
+        if batch is not None and batch.num_ids + len(ids) <= self.max_ids:
+            member = batch.add(ids)
+            await batch.done.wait()
+        else:
+            batch = self.open[key] = _Batch()
+            member = batch.add(ids)
+            await self._search(key, batch)
+        result = batch.results[member]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def _search(self, key: tuple[int, bool], batch: _Batch) -> None:
+        # Shielded: the batch's other members wait on this search.
+        with anyio.CancelScope(shield=True):
+            try:
+                async with self.limiter:
+                    if self.open.get(key) is batch:
+                        del self.open[key]
+                    batch.results = await anyio.to_thread.run_sync(
+                        _single_threaded, self._answer, batch.members, *key
+                    )
+            finally:
+                batch.done.set()
+
+    def _answer(self, members: list[list[Any]], k: int, labels: bool) -> list[Any]:
+        """Each member's answers, or the error its ids alone raise."""
+        graph, embeddings, index = self.parts
+        ids = [i for member in members for i in member]
+        try:
+            answers = query(graph, embeddings, index, ids, k, labels=labels)
+        except (FastrecError, ValueError) as error:
+            if len(members) == 1:
+                return [error]
+            return [self._answer([member], k, labels)[0] for member in members]
+        return [{i: answers[i] for i in member} for member in members]
+
+
+def _single_threaded(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``function`` with faiss on one OpenMP thread in this worker thread.
+
+    The worker threads already search in parallel; OpenMP teams on top of them
+    oversubscribe the CPUs, and a team waits for its slowest thread.
+    """
+    limit_search_threads(1)
+    return function(*args, **kwargs)
 
 
 def _routes(path: str, endpoint: Endpoint, methods: list[str]) -> list[Route]:

@@ -563,9 +563,11 @@ def _read_array(file: Path, mmap: bool) -> np.ndarray:
         return _read_json_array(file)
     mapped = mmap and file.stat().st_size >= _MMAP_MIN_BYTES
     try:
-        return np.load(file, mmap_mode="r" if mapped else None, allow_pickle=False)
+        array = np.load(file, mmap_mode="r" if mapped else None, allow_pickle=False)
     except (ValueError, OSError) as error:
         raise BundleError(f"{file}: not a readable .npy array ({error})") from None
+    # A plain view of the mapping: np.memmap's Python hooks slow every indexing.
+    return array.view(np.ndarray) if mapped else array
 
 
 def _read_json_array(file: Path) -> np.ndarray:
