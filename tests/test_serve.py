@@ -52,12 +52,14 @@ def command(name: str) -> list[str]:
 
 
 def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    # A session of its own, so that a failing test can kill the workers too.
     return subprocess.Popen(
         args,
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
 
 
@@ -80,7 +82,8 @@ def stop(server: subprocess.Popen) -> str:
     try:
         output, _ = server.communicate(timeout=30)
     except subprocess.TimeoutExpired:
-        server.kill()
+        os.killpg(server.pid, signal.SIGKILL)
+        server.communicate()
         raise
     assert server.returncode == 0, output
     return output
