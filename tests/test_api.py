@@ -300,3 +300,55 @@ def test_searches_do_not_block_the_event_loop(bundle, monkeypatch):
     health, waited, slow = asyncio.run(scenario())
     assert health.status_code == 200 and waited < 5
     assert slow.json() == expected(bundle, [1])
+
+
+def test_app_from_env_reads_its_settings(bundle, monkeypatch):
+    import gc
+
+    monkeypatch.setenv("FASTREC_BUNDLE", str(bundle.path))
+    monkeypatch.setenv("FASTREC_API_KEY_ENV", "TEST_KEY")
+    monkeypatch.setenv("FASTREC_MAX_K", "3")
+    monkeypatch.setenv("TEST_KEY", "abc")
+    try:
+        app = fastrec.api.app_from_env()
+    finally:
+        gc.unfreeze()
+    with TestClient(app) as client:
+        assert client.get("/knn/1").status_code == 401
+        key = {"X-API-Key": "abc"}
+        assert client.get("/knn/1?k=3", headers=key).json() == expected(bundle, [1], 3)
+        assert_error(client.get("/knn/1?k=4", headers=key), 422, "[1, 3]")
+
+    monkeypatch.delenv("TEST_KEY")
+    with pytest.raises(ValueError, match=r"\$TEST_KEY must hold the API key"):
+        fastrec.api.app_from_env()
+    monkeypatch.delenv("FASTREC_BUNDLE")
+    with pytest.raises(ValueError, match=r"\$FASTREC_BUNDLE must name a bundle"):
+        fastrec.api.app_from_env()
+
+
+def test_concurrent_requests_share_searches_but_not_errors(bundle, monkeypatch):
+    calls = []
+    real_query = fastrec.api.query
+
+    def counting_query(graph, embeddings, index, ids, k, **kwargs):
+        calls.append(list(ids))
+        time.sleep(0.05 if len(calls) == 1 else 0)  # let the others queue up
+        return real_query(graph, embeddings, index, ids, k, **kwargs)
+
+    monkeypatch.setattr(fastrec.api, "query", counting_query)
+    app = fastrec.create_app(bundle, threads=1)
+    paths = [f"/knn/{i}?k={2 + i % 2}" for i in range(12)] + ["/knn/77?k=2"]
+
+    async def scenario():
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://t") as c:
+            return await asyncio.gather(*(c.get(path) for path in paths))
+
+    responses = asyncio.run(scenario())
+    for i, response in enumerate(responses[:-1]):
+        assert response.json() == expected(bundle, [i], 2 + i % 2)
+    assert_error(responses[-1], 404, "77")
+    searched = sum(len(ids) for ids in calls)
+    assert len(calls) < len(paths), calls
+    assert searched < 2 * len(paths)  # the batch holding 77 is retried per request
