@@ -1,8 +1,9 @@
 """The HTTP layer: a loaded ``Bundle`` in, a Starlette app out; and ``serve``.
 
 Answers have the shape of ``recommend.query``, keyed by the query ids. Every
-client mistake is a JSON error with a 4xx status; searches run in a worker
-thread (faiss releases the GIL), so one process keeps answering while they run.
+client mistake is a JSON error with a 4xx status. Searches run in worker
+threads (faiss releases the GIL), so one process keeps answering while they
+run, and requests that arrive together share one search.
 """
 
 from __future__ import annotations
@@ -107,10 +108,7 @@ def create_app(
         ValueError: a limit below 1, or an empty ``api_key``.
     """
     limits = {"max_k": max_k, "max_batch": max_batch, "max_body_bytes": max_body_bytes}
-    checked = {**limits, "threads": 1 if threads is None else threads}
-    for name, value in checked.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int (got {value!r})")
+    _check_positive({**limits, "threads": 1 if threads is None else threads})
     if api_key is not None and not api_key:
         raise ValueError("api_key must be a non-empty string or None (got '')")
 
@@ -204,12 +202,16 @@ def serve(
 
     Raises:
         BundleError: ``path`` holds no bundle.
-        ValueError: ``api_key_env`` names an unset variable.
+        ValueError: ``api_key_env`` names an unset variable, or a limit is
+            below 1.
     """
     import uvicorn
 
     path = Path(path).resolve()
     read_manifest(path)
+    _check_positive(
+        {"max_k": max_k, "max_batch": max_batch, "max_body_bytes": max_body_bytes}
+    )
     if api_key_env and not os.environ.get(api_key_env):
         raise ValueError(
             f"api_key_env must name a set environment variable (got {api_key_env!r}, "
@@ -234,6 +236,12 @@ def serve(
     }
     with _environment(settings):
         uvicorn.run("fastrec.api:app_from_env", factory=True, **options)
+
+
+def _check_positive(values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int (got {value!r})")
 
 
 class _Handlers:

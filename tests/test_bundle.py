@@ -334,3 +334,18 @@ def test_killing_a_save_at_random_moments_leaves_old_or_new(tmp_path, forkserver
         child.join(10)
         assert child.exitcode == -signal.SIGKILL
         _which(path, candidates)
+
+
+def test_load_follows_a_save_that_replaced_the_bundle_meanwhile(tmp_path, monkeypatch):
+    first, second = make_parts(seed=1), make_parts(seed=2)
+    path = fastrec.save(tmp_path / "b", **first)
+    stale = read_manifest(path)
+    fastrec.save(path, **second)  # removes the data folder ``stale`` names
+    manifests = iter([stale])
+    real = fastrec.bundle.read_manifest
+    monkeypatch.setattr(
+        fastrec.bundle, "read_manifest", lambda p: next(manifests, None) or real(p)
+    )
+
+    bundle = fastrec.load(path)
+    np.testing.assert_array_equal(bundle.embeddings, second["embeddings"].numpy())
