@@ -269,10 +269,8 @@ def _check_parts(
 ) -> EncoderConfig:
     """The resolved config, after checking that the parts fit one graph."""
     if config is not None:
-        resolved = dataclasses.replace(config, inputs=encoder.config.inputs)
-        if config.inputs not in (None, encoder.config.inputs) or (
-            resolved != encoder.config
-        ):
+        inputs = config.inputs or encoder.config.inputs  # None means "resolve"
+        if dataclasses.replace(config, inputs=inputs) != encoder.config:
             raise ValueError(
                 f"config must match encoder.config (got {config} for an encoder "
                 f"built with {encoder.config})"
