@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fastrec
-from fastrec.index import default_nlist, search, search_excluding
+from fastrec.index import default_nlist, default_nprobe, search, search_excluding
 from tests.conftest import gpu
 
 
@@ -84,10 +84,12 @@ def test_search_excluding_drops_self_wherever_it_ranks():
 
 def test_default_ivf_lists_fit_the_size():
     assert default_nlist(100) == 2
-    assert default_nlist(232_965) == int(4 * np.sqrt(232_965))
+    assert default_nlist(232_965) == int(2 * np.sqrt(232_965))
+    assert default_nprobe(965) == 30 and default_nprobe(100) == 8
+    assert default_nprobe(5) == 5
     index = fastrec.build_index(clustered(2000), kind="ivf")
     ivf = faiss.extract_index_ivf(index.index)
-    assert ivf.nlist == default_nlist(2000) and ivf.nprobe == max(1, ivf.nlist // 8)
+    assert ivf.nlist == default_nlist(2000) and ivf.nprobe == default_nprobe(ivf.nlist)
 
 
 @pytest.mark.parametrize(
