@@ -106,7 +106,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--classes", type=int, default=REDDIT_CLASSES)
     parser.add_argument("--homophily", type=float, default=0.75)
     parser.add_argument("--device", default="cpu", help='"cpu" or "cuda"')
-    parser.add_argument("--index", default="hnsw", choices=fastrec.index.KINDS)
+    parser.add_argument("--index", default="ivf", choices=fastrec.index.KINDS)
     parser.add_argument(
         "--eval-sample",
         type=int,
