@@ -149,9 +149,19 @@ def test_two_workers_both_answer_from_one_bundle(karate):
             pids.add(health["pid"])
             bundles.add(health["bundle"])
             assert answer.status_code == 200
+        maps = {pid: _read_maps(pid) for pid in pids}
     finally:
         stop(server)
 
+    bundle = fastrec.load(karate)
     assert len(pids) == 2, "only one worker answered"
     assert server.pid not in pids
-    assert bundles == {fastrec.load(karate).version}
+    assert bundles == {bundle.version}
+    index_file = str(karate / bundle.version / "index.faiss")
+    for pid, text in maps.items():  # both map the one file: no copy of their own
+        assert text is None or index_file in text, pid
+
+
+def _read_maps(pid: int) -> str | None:
+    maps = Path(f"/proc/{pid}/maps")
+    return maps.read_text() if maps.exists() else None
