@@ -4,7 +4,8 @@ Builds (once, then reuses) a synthetic bundle of 232,965 nodes x 128 dims with
 an HNSW index, starts ``fastrec serve`` on it in a subprocess, and loads it
 from another process: ``wrk`` when installed, else an asyncio client. Each
 request is ``GET /knn/{random id}?k=10``. Prints p50/p99 latency, requests per
-second and the error count at each concurrency.
+second, the error count and the server's CPU time per request at each
+concurrency (the last is steadier than the rest on a shared machine).
 
     .venv/bin/python benchmarks/api.py                 # 20,000 + 100,000 requests
     .venv/bin/python benchmarks/api.py --requests 2000 --client python
@@ -27,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 import fastrec
 from fastrec.bundle import read_manifest
@@ -72,9 +74,10 @@ def main() -> int:
         _run_load(client, port, args, 1, min(2000, args.requests), seed=99)  # warm up
         for concurrency in args.concurrency:
             count = args.requests if concurrency > 1 else args.requests_single
-            rows.append(
-                _run_load(client, port, args, concurrency, count, seed=concurrency)
-            )
+            before = _cpu_seconds(server.pid)
+            row = _run_load(client, port, args, concurrency, count, seed=concurrency)
+            row["cpu_ms"] = (_cpu_seconds(server.pid) - before) * 1e3 / row["requests"]
+            rows.append(row)
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(60)
@@ -297,13 +300,24 @@ async def _run_python(
     }
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of the server and its worker processes so far."""
+    server = psutil.Process(pid)
+    processes = [server, *server.children(recursive=True)]
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
 def _print_table(rows: list[dict[str, float]]) -> None:
-    print("\n| concurrency | requests | errors | p50 ms | p99 ms | requests/s |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "\n| concurrency | requests | errors | p50 ms | p99 ms | requests/s "
+        "| server CPU ms/request |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         print(
             f"| {row['concurrency']} | {row['requests']:,} | {row['errors']} | "
-            f"{row['p50']:.2f} | {row['p99']:.2f} | {row['rps']:,.0f} |"
+            f"{row['p50']:.2f} | {row['p99']:.2f} | {row['rps']:,.0f} "
+            f"| {row['cpu_ms']:.2f} |"
         )
 
 
