@@ -325,6 +325,7 @@ def pyg_backend_available() -> bool:
 
 
 @pytest.mark.skipif(not pyg_backend_available(), reason="needs pyg-lib or torch-sparse")
+@pytest.mark.filterwarnings("ignore:Using 'NeighborSampler' without a 'pyg-lib'")
 def test_pyg_backend_gives_batches_of_the_same_form():
     graph = random_graph(60, 300, seed=5, undirected=True)
     ours = next(iter(node_loader(graph, (3, 2), batch_size=8)))
