@@ -138,7 +138,9 @@ def _average(
         adjacency = torch.sparse_csr_tensor(
             rows, cols, values, size=(hi - lo, x.shape[0]), check_invariants=False
         )
-    total = adjacency @ x
+    # ATen's native reduce kernel runs about twice as fast as the MKL product
+    # that ``adjacency @ x`` dispatches to (int32 indices, 2 cores).
+    total = torch.sparse.mm(adjacency, x, "sum")
     count = (rows[1:] - rows[:-1]).to(x.dtype)
     if self_too:
         total += x[lo:hi]
