@@ -299,17 +299,21 @@ def _demo(args: argparse.Namespace) -> int:
             print(f"  {neighbor:>3}  distance {distance:.4f}  {label}")
     figures = evaluate(graph, embeddings, levels=(5, 1), metric=config.metric)
     print("\nevaluation over all members:", _format(figures))
-    if args.no_serve and args.bundle is None:
-        return 0
 
+    if args.bundle is not None or not args.no_serve:
+        parts = {"graph": graph, "encoder": encoder, "embeddings": embeddings}
+        _save_and_serve(args, **parts, index=index)
+    return 0
+
+
+def _save_and_serve(args: argparse.Namespace, **parts: Any) -> None:
+    """The demo's end: save the bundle, then serve it unless ``--no-serve``."""
     with _bundle_directory(args.bundle) as directory:
-        save(
-            directory, graph=graph, encoder=encoder, embeddings=embeddings, index=index
-        )
+        save(directory, **parts)
         again = f"; serve it again with `fastrec serve {directory}`"
         print(f"\nsaved the bundle to {directory}{again if args.bundle else ''}")
         if args.no_serve:
-            return 0
+            return
         url = f"http://{args.host}:{args.port}"
         print(
             f"serving the API on {url} (Ctrl-C to stop); try\n"
@@ -317,7 +321,6 @@ def _demo(args: argparse.Namespace) -> int:
             flush=True,
         )
         serve(directory, host=args.host, port=args.port)
-    return 0
 
 
 @contextlib.contextmanager
