@@ -352,3 +352,17 @@ def test_concurrent_requests_share_searches_but_not_errors(bundle, monkeypatch):
     searched = sum(len(ids) for ids in calls)
     assert len(calls) < len(paths), calls
     assert searched < 2 * len(paths)  # the batch holding 77 is retried per request
+
+
+def test_a_server_fault_is_a_json_500(bundle, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(fastrec.api, "query", broken)
+    app = fastrec.create_app(bundle)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/knn/1")
+
+    assert_error(response, 500, "the server failed to answer")
+    assert "disk on fire" not in response.text
+    assert "error answering GET /knn/1" in caplog.text
