@@ -10,7 +10,7 @@ test half of the labelled nodes (split by the seed), so the rows compare.
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/quality.py [--datasets DIR] [--threads 2]
+    .venv/bin/python benchmarks/quality.py [--datasets DIR] [--threads 1] [--seed 0]
 
 It reads ``../shared/datasets`` beside the repository unless told otherwise,
 and prints a Markdown table of share@10 and hit@10.
@@ -196,7 +196,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--graphs", nargs="+", default=["Cora", "Facebook"], help="which graphs"
     )
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("-v", "--verbose", action="store_true", help="log INFO")
     args = parser.parse_args()
     logging.basicConfig(

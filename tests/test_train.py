@@ -12,6 +12,7 @@ import fastrec
 from fastrec.model import EncoderConfig, init_encoder
 from fastrec.sampling import link_loader, node_loader
 from fastrec.train import EpochRecord, _sparse_table, _Step, forward_batch, train
+from tests.conftest import gpu
 
 AGGREGATIONS = ["gcn", "mean", "max", "lstm"]
 OBJECTIVES = ["supervised", "unsupervised"]
@@ -238,6 +239,18 @@ def test_encoder_of_another_graph_is_refused():
     encoder = init_encoder(small_config(), communities(90), seed=0)
     with pytest.raises(ValueError, match="built for 90 nodes"):
         quick(communities(), encoder)
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_train_on_cuda(objective):
+    graph = communities()
+    encoder = init_encoder(small_config(), graph, seed=0)
+    trained, history = quick(graph, encoder, objective=objective, device="cuda", seed=0)
+    assert all(p.device.type == "cpu" for p in trained.parameters())
+    assert np.isfinite(history.losses).all()
+    assert history.records[-1].figures is not None
 
 
 CORA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "planetoid"
