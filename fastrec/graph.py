@@ -17,6 +17,8 @@ from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from .errors import UnknownNodeError, format_ids
@@ -326,9 +328,10 @@ def _as_id_array(values: Any, name: str) -> np.ndarray:
 
 
 def _as_endpoints(values: Any, name: str) -> np.ndarray:
-    """Edge endpoints: integer arrays kept in their own dtype (no int64 copy)."""
-    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
-        if values.dtype.itemsize < 8 or values.dtype.kind == "i":
+    """Edge endpoints: integer arrays kept in their own dtype (no int64 copy),
+    object arrays as they are (an id that is not a node fails the lookup)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuO":
+        if values.dtype.itemsize < 8 or values.dtype.kind in "iO":
             return values.reshape(-1)
     return _as_id_array(values, name)
 
@@ -371,7 +374,24 @@ def _lookup(index: pd.Index, values: np.ndarray) -> np.ndarray:
         lo, hi = int(index.min()), int(index.max())
         if hi - lo < _DENSE_RANGE_FACTOR * len(index) + 1024:
             return _dense_lookup(index.to_numpy(), lo, hi, values)
+    if big and values.dtype == object and index.dtype.kind not in "iuf":
+        positions = _arrow_lookup(index, values)
+        if positions is not None:
+            return positions
     return index.get_indexer(values)
+
+
+def _arrow_lookup(index: pd.Index, values: np.ndarray) -> np.ndarray | None:
+    """String ids hashed by Arrow (3x pandas' object table); None if not all str."""
+    try:
+        keys = pa.array(index.to_numpy(dtype=object), type=pa.string())
+        wanted = pa.array(values, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if keys.null_count or wanted.null_count:
+        return None
+    found = pc.index_in(wanted, value_set=keys).fill_null(-1)
+    return found.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _dense_lookup(ids: np.ndarray, lo: int, hi: int, values: np.ndarray) -> np.ndarray:

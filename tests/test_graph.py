@@ -232,3 +232,19 @@ def test_node_positions_names_unknown_ids():
 def test_string_id_sequences_are_not_mistaken_for_ids():
     with pytest.raises(TypeError, match="expected a sequence of ids"):
         fastrec.build_graph("abc", [], [])
+
+
+def test_arrow_string_lookup_agrees_with_hashing():
+    import pandas as pd
+
+    from fastrec.graph import _arrow_lookup
+
+    rng = np.random.default_rng(0)
+    ids = np.array([f"n{i}" for i in rng.permutation(3000)], dtype=object)
+    values = np.array([f"n{i}" for i in rng.integers(-50, 3050, 9000)], dtype=object)
+    index = pd.Index(ids)
+    np.testing.assert_array_equal(
+        _arrow_lookup(index, values), index.get_indexer(values)
+    )
+    mixed = np.array(["n1", 7], dtype=object)
+    assert _arrow_lookup(index, mixed) is None  # not all strings: pandas hashes
