@@ -211,8 +211,9 @@ def _class_labels(
 
 def _propensity_table(
     labels: np.ndarray, num_classes: int, spread: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nodes repeated in proportion to propensity, grouped by class.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Nodes repeated in proportion to propensity, grouped by class, with each
+    slot's class and every class's first slot and slot count.
 
     Drawing a uniform slot of a class's slice then draws a member of that class
     with probability proportional to its propensity, in O(1).
