@@ -1,4 +1,4 @@
-"""The ``fastrec`` command: ``demo``, ``build``, ``evaluate`` and ``serve``.
+"""The ``fastrec`` command: ``demo``, ``build``, ``train``, ``evaluate``, ``serve``.
 
 Each sub-command parses its arguments, calls the library's functions and
 prints their results; nothing here is imported by the library. To add one,
@@ -40,6 +40,7 @@ from .graph import Graph, build_graph
 from .index import KINDS, build_index
 from .model import AGGREGATIONS, METRICS, EncoderConfig, init_encoder
 from .recommend import query
+from .train import train
 
 Handler = Callable[[argparse.Namespace], int]
 Commands = Any  # argparse's private _SubParsersAction
@@ -267,9 +268,44 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--access-log", action="store_true", help="log each request")
 
 
+def _add_train(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "train",
+        help="train a bundle's encoder, then re-embed, re-index and save it",
+        description="Load the bundle in DIR, train its encoder (supervised with "
+        "its labels, or unsupervised by link prediction), embed and index again, "
+        "and replace the bundle atomically.",
+    )
+    parser.add_argument("dir", type=Path, metavar="DIR", help="the bundle directory")
+    parser.add_argument(
+        "--objective", choices=("supervised", "unsupervised"), default="supervised"
+    )
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument(
+        "--fanouts",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="neighbours per hop, one per layer, -1 for all (default 10 each)",
+    )
+    parser.add_argument("--negatives", type=int, default=5)
+    parser.add_argument(
+        "--train-share",
+        type=float,
+        default=1.0,
+        help="share of labelled nodes trained on; the rest are evaluated",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(handler=_train)
+
+
 COMMANDS: tuple[Callable[[Commands], None], ...] = (
     _add_demo,
     _add_build,
+    _add_train,
     _add_evaluate,
     _add_serve,
 )
@@ -397,6 +433,49 @@ def _read_csv_graph(edges: Path, nodes: Path | None, undirected: bool) -> Graph:
     return build_graph(
         node_table.iloc[:, 0].to_numpy(), src, dst, labels=labels, undirected=undirected
     )
+
+
+def _train(args: argparse.Namespace) -> int:
+    bundle = load(args.dir)
+    fanouts = args.fanouts or [10] * bundle.config.num_layers
+    encoder, history = train(
+        bundle.graph,
+        bundle.encoder,
+        objective=args.objective,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        fanouts=fanouts,
+        negatives=args.negatives,
+        train_share=args.train_share,
+        levels=(10, 5, 1),
+        eval_every=args.epochs,
+        seed=args.seed,
+        progress=args.verbose,
+    )
+    embeddings = embed(bundle.graph, encoder, progress=args.verbose)
+    index = build_index(
+        embeddings,
+        bundle.graph,
+        metric=bundle.index.metric,
+        kind=bundle.index.kind,
+        seed=args.seed,
+    )
+    save(
+        args.dir,
+        graph=bundle.graph,
+        encoder=encoder,
+        embeddings=embeddings,
+        index=index,
+    )
+    for record in history.records:
+        print(f"epoch {record.epoch}: loss {record.loss:.4f}")
+    if history.initial:
+        print("before:", _format(history.initial))
+    if history.records and history.records[-1].figures:
+        print("after: ", _format(history.records[-1].figures))
+    print(f"saved the trained bundle to {args.dir}")
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -156,5 +156,24 @@ def test_every_command_is_registered(capsys):
         cli.main(["--help"])
 
     out = capsys.readouterr().out
-    for name in ("demo", "build", "evaluate", "serve"):
+    for name in ("demo", "build", "train", "evaluate", "serve"):
         assert name in out
+
+
+def test_train_replaces_the_bundle_with_a_better_encoder(tmp_path, capsys):
+    path = tmp_path / "karate"
+    assert cli.main(["build", str(path), "--karate", "--dim", "16"]) == 0
+    before = fastrec.load(path)
+    assert cli.main(["train", str(path), "--epochs", "5", "--batch-size", "16"]) == 0
+
+    out = capsys.readouterr().out
+    assert "epoch 5: loss" in out and "saved the trained bundle" in out
+    after = fastrec.load(path)
+    assert after.manifest["data"] != before.manifest["data"]
+    assert not np.allclose(after.embeddings, before.embeddings)
+    figures = [
+        json.loads(line.split(":", 1)[1])
+        for line in out.splitlines()
+        if line.startswith(("before:", "after:"))
+    ]
+    assert figures[1]["share@10"] > figures[0]["share@10"]
