@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -507,7 +507,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format(figures: dict[str, Any]) -> str:
+def _format(figures: Mapping[str, Any]) -> str:
     return json.dumps({k: round(v, 4) for k, v in figures.items()})
 
 
